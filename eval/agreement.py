@@ -47,7 +47,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from eval import alpaca_eval2 as ae
-from eval.common import EvalInputError, PathLike, field, read_json, write_json
+from eval.common import EvalInputError, PathLike, field, read_json_rows, write_json
 
 
 @dataclass
@@ -284,16 +284,8 @@ def load_crossannotations(path: PathLike) -> list[dict]:
     """alpaca_eval's ``alpaca_farm_human_crossannotations`` JSON: a list of rows with ``instruction``,
     ``output_1``, ``output_2`` and a numeric ``preference`` (1 or 2; 0 or 1.5 = draw), optionally
     ``annotator_index``, ``generator``, ``dataset``, ``datasplit``, ``input``."""
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise EvalInputError(f"expected a JSON list of annotation rows, got {type(data).__name__}", path)
     rows = []
-    for i, rec in enumerate(data):
-        label = f"row {i}"
-        if not isinstance(rec, Mapping):
-            raise EvalInputError(f"{label} is not an object", path)
-        for key in ("instruction", "output_1", "output_2"):
-            field(rec, key, str, path, label=f"{label}.{key}")
+    for label, rec in read_json_rows(path, ("instruction", "output_1", "output_2"), "annotation rows"):
         pref = field(rec, "preference", (int, float), path, label=f"{label}.preference")
         pref = 1.5 if pref == 0 else float(pref)
         if not (1.0 <= pref <= 2.0):

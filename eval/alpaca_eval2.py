@@ -31,8 +31,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from eval.common import (EvalInputError, PathLike, as_plain, field, first_choice, read_json, read_yaml,
-                         write_json)
+from eval.common import (EvalInputError, PathLike, as_plain, field, first_choice, read_json_rows,
+                         read_yaml, write_json)
 
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 CONFIG_SUBPATH = "weighted_alpaca_eval_gpt4_turbo/configs.yaml"
@@ -55,17 +55,9 @@ def load_outputs(path: PathLike) -> list[dict]:
 
     Duplicate instructions are rejected (upstream joins on the instruction text).
     """
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise EvalInputError(f"expected a JSON list of outputs, got {type(data).__name__}", path)
     seen: dict[str, int] = {}
     rows = []
-    for i, record in enumerate(data):
-        label = f"record {i}"
-        if not isinstance(record, Mapping):
-            raise EvalInputError(f"{label} is not an object", path)
-        for key in ("instruction", "output"):
-            field(record, key, str, path, label=f"{label}.{key}")
+    for i, (label, record) in enumerate(read_json_rows(path, ("instruction", "output"), "outputs", "record")):
         for key in ("generator", "dataset"):  # optional, but text when present
             if record.get(key) is not None:
                 field(record, key, str, path, label=f"{label}.{key}")
@@ -310,16 +302,9 @@ def annotation_row(item: JudgeItem, response: Any = None, annotator: str = ANNOT
 
 def read_annotations(path: PathLike) -> list[dict]:
     """Read upstream ``annotations.json`` rows; ``preference`` null -> NaN. Order is kept (LC needs it)."""
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise EvalInputError(f"expected a JSON list of annotation rows, got {type(data).__name__}", path)
     rows = []
-    for i, record in enumerate(data):
-        label = f"row {i}"
-        if not isinstance(record, Mapping):
-            raise EvalInputError(f"{label} is not an object", path)
-        for key in ("instruction", "output_1", "output_2", "generator_1", "generator_2"):
-            field(record, key, str, path, label=f"{label}.{key}")
+    for label, record in read_json_rows(path, ("instruction", "output_1", "output_2", "generator_1", "generator_2"),
+                                        "annotation rows"):
         if "preference" not in record:
             raise EvalInputError("missing field", path, field=f"{label}.preference")
         pref = record["preference"]

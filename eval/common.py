@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 PathLike = str | os.PathLike
 
@@ -74,6 +74,25 @@ def read_json(path: PathLike) -> Any:
             return json.load(f)
         except json.JSONDecodeError as e:
             raise EvalInputError(f"invalid JSON ({e.msg} at column {e.colno})", path, e.lineno) from None
+
+
+def read_json_rows(path: PathLike, text_fields: Sequence[str], what: str = "rows",
+                   label: str = "row") -> Iterator[tuple[str, Mapping]]:
+    """``(label, record)`` for each object of a JSON list, after checking the ``text_fields`` are strings.
+
+    The upstream AlpacaEval files (``model_outputs.json``, ``annotations.json``, cross-annotations) are all
+    such lists; an error names the file and the ``label i.field`` at fault.
+    """
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise EvalInputError(f"expected a JSON list of {what}, got {type(data).__name__}", path)
+    for i, record in enumerate(data):
+        name = f"{label} {i}"
+        if not isinstance(record, Mapping):
+            raise EvalInputError(f"{name} is not an object", path)
+        for key in text_fields:
+            field(record, key, str, path, label=f"{name}.{key}")
+        yield name, record
 
 
 def write_json(path: PathLike, obj: Any, indent: int = 2) -> None:

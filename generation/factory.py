@@ -32,7 +32,7 @@ def get_engine(kind: str, model_path: str | Path, tokenizer, *, batch_size: int 
         import torch
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(str(model_path), torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32)
         if torch.cuda.is_available():
             model = model.to("cuda")
         return HFEngine(model, tokenizer, batch_size=batch_size)

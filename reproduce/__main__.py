@@ -158,7 +158,6 @@ def main(argv=None) -> int:
             print(f"trained {args.method} from {policy} (seed {args.seed}): {path}")
         elif args.cmd in TARGETS:
             files = run_target(pipe, args.cmd, list(range(args.seeds)), args.judge_url, args.judge_model)
-            print("\nresults:\n" + "\n".join(f"  {f}" for f in files))
         elif args.cmd == "gold":
             from reproduce.targets import FOUNDATION_METHODS, gold_table
 
@@ -168,7 +167,11 @@ def main(argv=None) -> int:
     except (MissingResourceError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"\nstage times (own time of each stage; 0 = reused):\n{pipe.cache.summary()}\nwall time: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    wall = time.perf_counter() - t0
+    print(f"\nstage times (own time of each stage; 0 = reused):\n{pipe.cache.summary(wall)}\nwall time: {wall:.1f}s",
+          file=sys.stderr, flush=True)
+    if args.cmd in TARGETS:  # the last lines: where the results are
+        print("\nresults:\n" + "\n".join(f"  {f}" for f in files), flush=True)
     return 0
 
 

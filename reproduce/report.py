@@ -11,6 +11,7 @@ import numpy as np
 
 from reproduce import claims as C
 from reproduce.report_io import RESULTS, df_to_markdown
+from reproduce.stages import split_by_kind
 
 BASELINES = ("dpo", "dpo-beta0.01", "kto", "simpo", "tdpo1", "tdpo2", "ppo", "rto")
 
@@ -103,10 +104,15 @@ def write_report(pipe, seeds: list[int], claims: list[dict], started: float, jud
     files = sorted(p.name for p in out.iterdir() if p.suffix in (".md", ".csv", ".png") and p.name != "REPORT.md")
     stage_rows = "\n".join(f"| {n} | {s:.1f} | {k} |" for n, s, k in pipe.cache.timings)
     wall = time.perf_counter() - started
+    recorded = sum(pipe.cache.recorded.values())
+    split_rows = "\n".join(f"| {kind} | {s:.1f} | {100 * s / max(wall, 1e-9):.0f}% | {n} |"
+                           for kind, s, n in split_by_kind(pipe.cache.timings, wall))
     text = f"""# AlignDistil reproduction report
 
 Scale **{pipe.model_name}**, seeds {seeds}, judge: {judge_desc}. Wall time of this run: {wall / 60:.1f} min
 (stages reused from earlier runs cost nothing here; see the stage table).
+Compute behind these results: {recorded / 60:.1f} min of stage time, as recorded when each stage they use was built
+(a stage resumed after a kill counts its last attempt only).
 
 Versions: python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__};
 machine: {platform.machine()}, {torch.get_num_threads()} threads, {'CUDA' if torch.cuda.is_available() else 'CPU only'}.
@@ -142,6 +148,12 @@ G(θ) = β·E_{{y∼π_θ}} Σ_t log A(y<t), with log A(s) = log Σ_v π0(v|s)·
 exact enumeration in float64). G's size along training, per token, beside the loss:
 
 {theorem1_section(pipe, seeds)}
+
+## Where the wall time went (this run)
+
+| kind of stage | seconds | share | stages built |
+|---|---|---|---|
+{split_rows}
 
 ## Stage times (this run; 0 s = reused from the cache)
 

@@ -26,6 +26,7 @@ class StageCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.force = force
         self.timings: list[tuple[str, float, str]] = []  # (stage, own seconds, "built" | "cached")
+        self.recorded: dict[str, float] = {}  # stage -> own seconds when it was built (this run or an earlier one)
         self._child_seconds: list[float] = []  # stack: time spent in stages built inside the current one
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
@@ -48,6 +49,7 @@ class StageCache:
         if (final / "DONE").exists():
             if not any(n == name for n, _, _ in self.timings):
                 self.timings.append((name, 0.0, "cached"))
+                self.recorded[name] = _recorded_seconds(final)
                 self.log(f"[stage] {name}: cached ({final})")
             return final
         resumed = work.exists()
@@ -69,9 +71,42 @@ class StageCache:
         os.replace(work, final)
         (final / "DONE").touch()
         self.timings.append((name, dt, "built"))
+        self.recorded[name] = dt
         self.log(f"[stage] {name}: built in {dt:.1f}s")
         return final
 
-    def summary(self) -> str:
+    def summary(self, wall: float | None = None) -> str:
         lines = [f"  {n:<48} {s:7.1f}s  {k}" for n, s, k in self.timings]
-        return "\n".join(lines + [f"  {'total':<48} {sum(s for _, s, _ in self.timings):7.1f}s"])
+        lines.append(f"  {'total':<48} {sum(s for _, s, _ in self.timings):7.1f}s")
+        if wall is not None:
+            lines += ["by kind:"] + [f"  {kind:<48} {s:7.1f}s  {100 * s / max(wall, 1e-9):3.0f}%  ({n} built)"
+                                     for kind, s, n in split_by_kind(self.timings, wall)]
+        return "\n".join(lines)
+
+
+def _recorded_seconds(stage_dir: Path) -> float:
+    try:
+        return float(json.loads((stage_dir / "stage.json").read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+STAGE_KINDS = (  # (kind, does a stage name belong to it)
+    ("world, benchmark sets, preference data", lambda n: n in ("world", "benchmarks", "data")),
+    ("initial policies (SFT)", lambda n: n.startswith("initial-")),
+    ("judged benchmarks (generation + judging)", lambda n: n.startswith("bench-")),
+    ("gold-reward samples", lambda n: n.startswith("gold-")),
+    ("training (every method, RM, reverse DPO)", lambda n: True),
+)
+
+
+def split_by_kind(timings: list[tuple[str, float, str]], wall: float) -> list[tuple[str, float, int]]:
+    """``(kind, seconds, stages built)`` per kind of stage, plus the time spent outside every stage
+    (loading models for tables, reward accuracies, judge agreement, plots, the report) as ``wall − Σ stages``."""
+    rows = {kind: [0.0, 0] for kind, _ in STAGE_KINDS}
+    for name, seconds, how in timings:
+        kind = next(k for k, belongs in STAGE_KINDS if belongs(name))
+        rows[kind][0] += seconds
+        rows[kind][1] += how == "built"
+    outside = wall - sum(s for _, s, _ in timings)
+    return [(k, s, n) for k, (s, n) in rows.items()] + [("outside stages (tables, plots, report)", outside, 0)]

@@ -309,6 +309,14 @@ def test_loader_errors_name_file_and_place(tmp_path):
     bad.write_text('[{"instruction": "a",\n "output": }]')
     with pytest.raises(EvalInputError, match=r"model_outputs.json:2: invalid JSON"):
         ae.load_outputs(bad)
+    bad.write_text('{"instruction": "a", "output": "x"}')
+    with pytest.raises(EvalInputError, match=r"model_outputs.json: expected a JSON list of outputs, got dict"):
+        ae.load_outputs(bad)
+    annotations = tmp_path / "annotations.json"
+    annotations.write_text(json.dumps([{"instruction": "a", "output_1": "x", "output_2": "y", "generator_1": "g",
+                                        "generator_2": "h", "preference": 1.0}, ["not", "an", "object"]]))
+    with pytest.raises(EvalInputError, match=r"annotations.json: row 1 is not an object"):
+        ae.read_annotations(annotations)
     rows = [{"instruction": "a", "output": "x", "generator": "g"}]
     ae.write_model_outputs(tmp_path / "out.json", rows)
     assert ae.load_outputs(tmp_path / "out.json") == rows

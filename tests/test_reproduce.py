@@ -8,7 +8,7 @@ import pytest
 
 from reproduce import paper
 from reproduce.report_io import df_to_markdown, write_table
-from reproduce.stages import StageCache
+from reproduce.stages import StageCache, split_by_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,8 +24,13 @@ def test_stage_is_reused_until_its_config_changes(tmp_path):
     a = cache.run("train", {"lr": 1e-4}, build)
     b = cache.run("train", {"lr": 1e-4}, build)
     assert a == b and len(calls) == 1 and (a / "DONE").exists()
+    built_in = cache.recorded["train"]
     c = cache.run("train", {"lr": 2e-4}, build)
     assert c != a and len(calls) == 2
+    later = StageCache(tmp_path, log=lambda m: None)  # a later run reuses it and knows what it cost to build
+    later.run("train", {"lr": 1e-4}, build)
+    assert len(calls) == 2 and later.timings == [("train", 0.0, "cached")]
+    assert later.recorded["train"] == built_in > 0
     forced = StageCache(tmp_path, force=True, log=lambda m: None)
     forced.run("train", {"lr": 1e-4}, build)
     assert len(calls) == 3
@@ -66,6 +71,21 @@ def test_stage_times_are_exclusive_of_nested_stages(tmp_path):
     cache.run("outer", {}, outer)
     t = {n: s for n, s, _ in cache.timings}
     assert t["inner"] >= 0.2 and t["outer"] < 0.2
+
+
+def test_wall_time_splits_by_kind_of_stage():
+    timings = [("world", 1.0, "built"), ("data", 2.0, "built"), ("initial-qwen2-1.5b", 10.0, "built"),
+               ("bench-dpo-qwen2-1.5b-s0", 3.0, "built"), ("dpo-qwen2-1.5b-s0", 8.0, "built"),
+               ("gold-dpo-qwen2-1.5b-s0", 0.5, "built"), ("bench-initial-qwen2-1.5b-s0", 0.0, "cached"),
+               ("aligndistil-on-qwen2.5-1.5b-s0", 4.0, "built")]
+    split = {kind: (s, n) for kind, s, n in split_by_kind(timings, wall=30.0)}
+    assert split["world, benchmark sets, preference data"] == (3.0, 2)
+    assert split["initial policies (SFT)"] == (10.0, 1)
+    assert split["judged benchmarks (generation + judging)"] == (3.0, 1)  # the cached one counts 0 s, not built
+    assert split["gold-reward samples"] == (0.5, 1)
+    assert split["training (every method, RM, reverse DPO)"] == (12.0, 2)
+    assert split["outside stages (tables, plots, report)"][0] == pytest.approx(30.0 - 28.5)
+    assert sum(s for s, _ in split.values()) == pytest.approx(30.0)
 
 
 def test_table_rendering_keeps_paper_columns_apart(tmp_path):
