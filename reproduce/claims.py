@@ -118,6 +118,11 @@ def steps_to_reach(curve: list[float], target: float, window: int = 5) -> int | 
     return int(hit[0]) + (window - 1 if len(c) >= window else 0) if len(hit) else None
 
 
+def format_speedups(speedups: list[float]) -> str:
+    """Per-seed speed-ups as ``1.22×, 0.95×`` (∞ when the slower run never reached the target)."""
+    return ", ".join("∞" if x == float("inf") else f"{x:.2f}×" for x in speedups)
+
+
 def speedup_verdict(speedups: list[float], claimed: float = 2.0) -> str:
     """'Converges more than ``claimed``× faster' from per-seed speedups (∞ when the slower never gets there)."""
     s = np.asarray([x for x in speedups if x is not None], dtype=float)

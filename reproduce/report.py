@@ -66,7 +66,7 @@ def check_claims(t1: dict, t2: dict, t3: dict, fig2: dict, seeds: list[int], tin
                                 f"{r}: {np.mean(list(q.values())):.3f}/KL {k:.3f}" for r, (q, k) in consts.items())})
     out.append({"claim": "token-level distributional optimisation converges >2× faster than token-level REINFORCE",
                 "verdict": fig2["verdict"],
-                "evidence": f"steps to target {fig2['target']:.3f}: {fig2['steps']}; speed-ups {fig2['speedups']}"})
+                "evidence": f"steps to target {fig2['target']:.3f}: {fig2['steps']}; speed-ups {C.format_speedups(fig2['speedups'])}"})
     for policy, rows in t1.items():
         iv = _diff(rows, "aligndistil-on", "aligndistil-off", metric, seeds)
         margin = 0.25 if tiny else 2.0

@@ -247,7 +247,7 @@ def table4(pipe: Pipeline, judging: Judging, seeds: list[int], out_dir=None) -> 
 
 def figure2(pipe: Pipeline, seeds: list[int], out_dir=None) -> dict:
     """Figure 2: token-averaged contrastive reward per step of on-policy training with static β = 0.08."""
-    from reproduce.claims import speedup_verdict
+    from reproduce.claims import format_speedups, speedup_verdict
     from reproduce.figures import FIG2_METHODS, convergence_speedups, plot_figure2, read_curve
 
     policy = _policies(pipe)[-1]
@@ -258,7 +258,7 @@ def figure2(pipe: Pipeline, seeds: list[int], out_dir=None) -> dict:
                 for t, a in zip(ts, ad)]
     caption = (paper.FIGURE2_CLAIM + f". Ours ({pipe.model_name}, {policy}, seeds {seeds}): steps to reach "
                f"{target:.3f} — " + ", ".join(f"{m}: {steps[m]}" for m in FIG2_METHODS)
-               + f"; AlignDistil speed-up over token-level REINFORCE: {speedups}")
+               + f"; AlignDistil speed-up over token-level REINFORCE (per seed): {format_speedups(speedups)}")
     out = Path(out_dir or RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     png = plot_figure2(curves, out / "figure2.png", caption)

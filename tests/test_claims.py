@@ -61,3 +61,4 @@ def test_steps_to_reach_and_speedup():
     assert C.speedup_verdict([3.0, 2.8, 3.5]) == C.REPRODUCED
     assert C.speedup_verdict([1.0, 1.1, 0.9]) == C.NOT_REPRODUCED
     assert C.speedup_verdict([float("inf")]) == C.REPRODUCED
+    assert C.format_speedups([1.2156862745098038, float("inf")]) == "1.22×, ∞"
