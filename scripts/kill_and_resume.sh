@@ -23,6 +23,7 @@ while :; do
     fi
     echo "attempt $n: SIGKILL after ${t}s during: $(grep -a '^\[stage\]' run.log | tail -1 | cut -c1-120)" | tee -a kills.log
     kill -9 -- "-$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
     sleep 3
 done
 status=0
