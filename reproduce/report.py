@@ -112,7 +112,7 @@ def write_report(pipe, seeds: list[int], claims: list[dict], started: float, jud
 Scale **{pipe.model_name}**, seeds {seeds}, judge: {judge_desc}. Wall time of this run: {wall / 60:.1f} min
 (stages reused from earlier runs cost nothing here; see the stage table).
 Compute behind these results: {recorded / 60:.1f} min of stage time, as recorded when each stage they use was built
-(a stage resumed after a kill counts its last attempt only).
+(a stage resumed after a kill counts only its last attempt, so after kills this is a lower bound).
 
 Versions: python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__};
 machine: {platform.machine()}, {torch.get_num_threads()} threads, {'CUDA' if torch.cuda.is_available() else 'CPU only'}.
