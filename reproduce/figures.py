@@ -83,13 +83,14 @@ def plot_token_heatmap(rows: list[dict], path: Path, title: str) -> Path:
             mat[i, :len(v)] = v / scale  # each row on its own scale; the numbers are printed in the cells
         ax.imshow(mat, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
         for i, (_, v) in enumerate(lines):
-            for j, x in enumerate(v):
-                ax.text(j, i, f"{x:.2f}", ha="center", va="center", fontsize=5.5)
+            for j, x in enumerate(v):  # white on the dark ends of the colour scale
+                ax.text(j, i, f"{x:.2f}", ha="center", va="center", fontsize=5.5,
+                        color="white" if abs(mat[i, j]) > 0.6 else "black")
         ax.set_yticks(range(len(lines)), [l for l, _ in lines], fontsize=6)
         ax.set_xticks(range(len(r["tokens"])), [t.replace("\n", "⏎") for t in r["tokens"]], rotation=60, fontsize=6)
         ax.set_title(f"prompt: {r['prompt']}", fontsize=7, loc="left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")  # keep the long row labels inside the image
     plt.close(fig)
     return path
