@@ -123,3 +123,24 @@ def test_unknown_method_is_one_clear_error():
     r = subprocess.run([sys.executable, "-m", "reproduce", "train", "--method", "dpoo"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "unknown method 'dpoo'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_figure2_target_steps_and_plots(tmp_path):
+    import matplotlib.image as mpimg
+
+    from reproduce.figures import convergence_speedups, plot_figure2, plot_token_heatmap
+
+    ramp = lambda rate: [min(1.0, rate * t) for t in range(60)]  # noqa: E731 — reaches 1.0 after 1/rate steps
+    curves = {"bandit-reinforce": [ramp(0.02)], "token-reinforce": [ramp(0.04)], "aligndistil-on-static": [ramp(0.08)]}
+    target, steps = convergence_speedups(curves, fraction=0.5, window=1)
+    # start = mean of the first 3 values over all runs = (0.06 + 0.12 + 0.24) / 9; final of token-reinforce = 1.0
+    start = (0.02 * 3 + 0.04 * 3 + 0.08 * 3) / 9
+    assert target == pytest.approx(start + 0.5 * (1.0 - start))
+    assert steps["aligndistil-on-static"][0] < steps["token-reinforce"][0] < steps["bandit-reinforce"][0]
+    png = plot_figure2(curves, tmp_path / "figure2.png", "caption")
+    assert mpimg.imread(png).shape[1] > 500
+    rows = [{"prompt": "p", "tokens": ["a", "b", "<|im_end|>"], "reward": [0.1, -0.2, 0.0],
+             "alpha": [0.5, 0.7, 0.3], "gold": [1.0, -0.5, 0.0]},
+            {"prompt": "q", "tokens": ["c"], "reward": [0.3], "alpha": [0.9], "gold": None}]
+    heat = plot_token_heatmap(rows, tmp_path / "heat.png", "title")
+    assert mpimg.imread(heat).ndim == 3
