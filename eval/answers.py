@@ -126,8 +126,6 @@ class LazyEngine:
         self.close()
 
 
-
-
 def _sampling(temperature: float, max_new_tokens: int, seed: int, top_p: float = 1.0):
     from generation.engine import SamplingConfig
 
