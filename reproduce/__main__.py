@@ -93,6 +93,17 @@ def dry_run(model: str, target: str, seeds: int) -> int:
     return 0
 
 
+def _seed_count(text: str) -> int:
+    """``--seeds N``: a whole number ≥ 1 (seeds 0..N-1)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seeds >= 1, got {text!r}")
+    return n
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reproduce", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,12 +119,12 @@ def main(argv=None) -> int:
     tr.add_argument("--seed", type=int, default=0)
     for target in TARGETS:
         t = sub.add_parser(target, parents=[common], help=f"regenerate {target} under results/")
-        t.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+        t.add_argument("--seeds", type=_seed_count, default=1, help="seeds 0..N-1 (default 1)")
         t.add_argument("--judge-url", default=None, help="an OpenAI-compatible judge endpoint (real scale)")
         t.add_argument("--judge-model", default=None, help="the judge's served model name")
         t.add_argument("--dry-run", action="store_true", help="print the stage plan and resources, run nothing")
     gd = sub.add_parser("gold", parents=[common], help="gold-reward table of trained methods (tiny)")
-    gd.add_argument("--seeds", type=int, default=3)
+    gd.add_argument("--seeds", type=_seed_count, default=3)
     gd.add_argument("--methods", nargs="*", default=None)
     args = ap.parse_args(argv)
 

@@ -144,3 +144,13 @@ def test_figure2_target_steps_and_plots(tmp_path):
             {"prompt": "q", "tokens": ["c"], "reward": [0.3], "alpha": [0.9], "gold": None}]
     heat = plot_token_heatmap(rows, tmp_path / "heat.png", "title")
     assert mpimg.imread(heat).ndim == 3
+
+
+@pytest.mark.parametrize("argv", [["table1", "--seeds", "0"], ["gold", "--seeds", "x"]])
+def test_bad_seed_count_is_one_clear_error(argv, capsys):
+    from reproduce.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert "argument --seeds: expected a whole number of seeds >= 1" in capsys.readouterr().err
